@@ -1,0 +1,68 @@
+//! amiguard: a drop-in wrapper for HashiCorp Packer that makes the encryption of the AMIs it
+//! builds predictable, correct and verified.
+//!
+//! `main_with_args` routes the command line: amiguard's own `--version` and `--help`, and every
+//! other command handed over to the real Packer untouched.
+
+pub mod error;
+pub mod exit;
+pub mod packer;
+
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+pub use error::Error;
+pub use exit::Exit;
+
+/// What amiguard's own `--help` prints.
+pub const HELP: &str = "\
+amiguard: a drop-in wrapper for HashiCorp Packer that makes AMI encryption predictable,
+correct and verified.
+
+Usage: amiguard <packer command> [args...]      (or: alias packer=amiguard)
+
+Every command goes straight to the real Packer, untouched: arguments, stdin, stdout, stderr,
+signals and exit status are Packer's own.
+
+amiguard's own:
+  --version   print amiguard's version (Packer's own: `amiguard version`)
+  --help      print this help
+
+The real Packer is $AMIGUARD_PACKER if set, else the first `packer` on PATH that is not
+amiguard itself.
+
+Exit codes of amiguard's own (all others are Packer's): 2 usage error, 126 the Packer found
+cannot be run (it leads back to amiguard), 127 no Packer found.
+";
+
+/// Runs amiguard with a full argument vector (`argv[0]` first) and returns the exit status.
+/// This is the one place that prints amiguard's own final error.
+pub fn main_with_args(args: Vec<OsString>) -> ExitCode {
+    match run(args) {
+        Ok(exit) => ExitCode::from(exit.code()),
+        Err(err) => {
+            eprintln!("amiguard: {err}");
+            ExitCode::from(err.exit().code())
+        }
+    }
+}
+
+/// Routes one invocation. Returns only when amiguard itself decides the exit status: a
+/// pass-through replaces the process with Packer.
+pub fn run(args: Vec<OsString>) -> Result<Exit, Error> {
+    let rest = &args[args.len().min(1)..];
+    match rest.first().and_then(|a| a.to_str()) {
+        Some("--version") => {
+            println!("amiguard {}", env!("CARGO_PKG_VERSION"));
+            Ok(Exit::Ok)
+        }
+        Some("--help") => {
+            print!("{HELP}");
+            Ok(Exit::Ok)
+        }
+        _ => {
+            let packer = packer::locate()?;
+            Err(packer.exec(rest).into())
+        }
+    }
+}
