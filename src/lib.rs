@@ -4,9 +4,14 @@
 //! `main_with_args` routes the command line: amiguard's own `--version` and `--help`, and every
 //! other command handed over to the real Packer untouched.
 
+pub mod decide;
 pub mod error;
 pub mod exit;
+pub mod intent;
+pub mod model;
 pub mod packer;
+pub mod predict;
+pub mod template;
 
 use std::ffi::OsString;
 use std::process::ExitCode;

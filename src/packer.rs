@@ -25,7 +25,10 @@ pub enum PackerError {
     )]
     NotFound { searched: String },
     #[error("${PACKER_ENV} is {path}, which {problem}")]
-    BadOverride { path: PathBuf, problem: &'static str },
+    BadOverride {
+        path: PathBuf,
+        problem: &'static str,
+    },
     #[error(
         "the `packer` found leads back to amiguard ({DEPTH_ENV}={depth}): {path} runs amiguard \
          again. Set {PACKER_ENV} to the real Packer binary"
@@ -50,7 +53,9 @@ pub struct RealPacker {
 
 /// Locates the real Packer from the process environment.
 pub fn locate() -> Result<RealPacker, PackerError> {
-    let own = std::env::current_exe().ok().and_then(|p| p.canonicalize().ok());
+    let own = std::env::current_exe()
+        .ok()
+        .and_then(|p| p.canonicalize().ok());
     locate_in(
         std::env::var_os(PACKER_ENV),
         std::env::var_os("PATH"),
@@ -66,7 +71,9 @@ pub fn locate_in(
     depth: Option<String>,
     own: Option<&Path>,
 ) -> Result<RealPacker, PackerError> {
-    let depth = depth.and_then(|d| d.trim().parse::<u32>().ok()).unwrap_or(0);
+    let depth = depth
+        .and_then(|d| d.trim().parse::<u32>().ok())
+        .unwrap_or(0);
     let is_own = |p: &Path| match (own, p.canonicalize()) {
         (Some(own), Ok(canon)) => canon == own,
         _ => false,
@@ -75,10 +82,16 @@ pub fn locate_in(
         Some(p) => {
             let p = PathBuf::from(p);
             if !p.is_file() {
-                return Err(PackerError::BadOverride { path: p, problem: "is not a file" });
+                return Err(PackerError::BadOverride {
+                    path: p,
+                    problem: "is not a file",
+                });
             }
             if is_own(&p) {
-                return Err(PackerError::BadOverride { path: p, problem: "is amiguard itself" });
+                return Err(PackerError::BadOverride {
+                    path: p,
+                    problem: "is amiguard itself",
+                });
             }
             p
         }
@@ -102,14 +115,21 @@ pub fn locate_in(
     if depth >= MAX_DEPTH {
         return Err(PackerError::Recursion { path, depth });
     }
-    Ok(RealPacker { path, depth: depth + 1 })
+    Ok(RealPacker {
+        path,
+        depth: depth + 1,
+    })
 }
 
 fn searched_dirs(path_var: &OsStr) -> String {
     let dirs: Vec<String> = std::env::split_paths(path_var)
         .map(|d| d.display().to_string())
         .collect();
-    if dirs.is_empty() { "PATH is empty".into() } else { dirs.join(":") }
+    if dirs.is_empty() {
+        "PATH is empty".into()
+    } else {
+        dirs.join(":")
+    }
 }
 
 impl RealPacker {
@@ -129,7 +149,10 @@ impl RealPacker {
     pub fn exec(&self, args: &[OsString]) -> PackerError {
         use std::os::unix::process::CommandExt;
         let source = self.command(args).exec();
-        PackerError::Exec { path: self.path.clone(), source }
+        PackerError::Exec {
+            path: self.path.clone(),
+            source,
+        }
     }
 }
 
