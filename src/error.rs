@@ -2,8 +2,10 @@
 //! Every variant carries what the user needs to act: the file and line, the Region, the API call
 //! or the IAM permission.
 
+use crate::aws::AwsError;
 use crate::exit::Exit;
 use crate::packer::PackerError;
+use crate::template::TemplateError;
 
 /// Everything that can stop amiguard before, or instead of, Packer's own exit.
 #[derive(Debug, thiserror::Error)]
@@ -11,9 +13,15 @@ pub enum Error {
     /// The real Packer cannot be found or run.
     #[error(transparent)]
     Packer(#[from] PackerError),
-    /// Bad command-line usage.
+    /// Bad command-line usage or configuration.
     #[error("{0}")]
     Usage(String),
+    /// The template cannot be read as Packer would read it.
+    #[error(transparent)]
+    Template(#[from] TemplateError),
+    /// An AWS call failed.
+    #[error(transparent)]
+    Aws(#[from] AwsError),
 }
 
 impl Error {
@@ -22,7 +30,8 @@ impl Error {
         match self {
             Error::Packer(PackerError::NotFound { .. }) => Exit::PackerNotFound,
             Error::Packer(_) => Exit::PackerUnusable,
-            Error::Usage(_) => Exit::Usage,
+            Error::Usage(_) | Error::Template(_) => Exit::Usage,
+            Error::Aws(_) => Exit::Aws,
         }
     }
 }

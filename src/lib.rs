@@ -4,13 +4,19 @@
 //! `main_with_args` routes the command line: amiguard's own `--version` and `--help`, and every
 //! other command handed over to the real Packer untouched.
 
+pub mod aws;
+pub mod cli;
+mod commands;
 pub mod decide;
 pub mod error;
 pub mod exit;
+pub mod inject;
 pub mod intent;
 pub mod model;
 pub mod packer;
+pub mod plan;
 pub mod predict;
+pub mod report;
 pub mod template;
 
 use std::ffi::OsString;
@@ -65,6 +71,7 @@ pub fn run(args: Vec<OsString>) -> Result<Exit, Error> {
             print!("{HELP}");
             Ok(Exit::Ok)
         }
+        Some("plan") => commands::plan(&rest[1..]),
         _ => {
             let packer = packer::locate()?;
             Err(packer.exec(rest).into())

@@ -24,6 +24,9 @@ from moto.ec2.responses.instances import InstanceResponse
 from moto.ec2.utils import random_ami_id, random_snapshot_id
 from moto.kms import kms_backends
 from moto.kms.models import KmsBackend
+from moto.kms.responses import KmsResponse
+
+_orig_list_aliases = KmsResponse.list_aliases
 
 AWS_EBS_ALIAS = "alias/aws/ebs"
 
@@ -61,6 +64,21 @@ def _disable_key(self: KmsBackend, key_id: str) -> None:
 
 def _enable_key(self: KmsBackend, key_id: str) -> None:
     _orig_enable_key(self, self.get_key_id(key_id))
+
+
+def _list_aliases(self: Any) -> str:
+    """ListAliases lists the predefined `alias/aws/…` aliases even before their key exists, but
+    then without a TargetKeyId (KMS API reference, ListAliases: "several aliases that do not have
+    a TargetKeyId field … not yet associated with a KMS key"). moto gave them a made-up one."""
+    import json
+
+    out = json.loads(_orig_list_aliases(self))
+    for alias in out["Aliases"]:
+        if alias["AliasName"].startswith("alias/aws/") and not self.kms_backend.alias_exists(
+            alias["AliasName"]
+        ):
+            alias.pop("TargetKeyId", None)
+    return json.dumps(out)
 
 
 def aws_managed_ebs_key_arn(account_id: str, region: str) -> str:
@@ -553,6 +571,7 @@ def install() -> None:
         return
     _installed = True
     KmsBackend._generate_default_keys = _generate_default_keys
+    KmsResponse.list_aliases = _list_aliases
     KmsBackend.disable_key = _disable_key
     KmsBackend.enable_key = _enable_key
     EBSBackend.create_volume = _create_volume

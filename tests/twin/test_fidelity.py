@@ -252,3 +252,15 @@ def test_describe_key_reports_key_manager_for_all_four_forms(twin, form):
                "alias_arn": f"arn:aws:kms:{R}:123456789012:{alias}"}[form]
         meta = kms(twin, R).describe_key(KeyId=ref)["KeyMetadata"]
         assert (meta["Arn"], meta["KeyManager"]) == (arn, manager)
+
+
+def test_list_aliases_shows_aws_ebs_without_target_until_the_key_exists(twin):
+    def target():
+        aliases = kms(twin, R).list_aliases()["Aliases"]
+        (ebs,) = [a for a in aliases if a["AliasName"] == "alias/aws/ebs"]
+        return ebs.get("TargetKeyId")
+
+    assert target() is None
+    ami = make_source_ami(twin, R, "aws-managed", None)
+    assert ami
+    assert target() == aws_ebs_arn(twin, R).split("/")[-1]

@@ -1,0 +1,166 @@
+//! The one report model (README, "Report schema") and its two renderings: JSON for machines,
+//! text for people.
+
+use std::fmt::Write as _;
+
+use serde::Serialize;
+
+use crate::decide::{Change, Problem};
+use crate::predict::PredictedSummary;
+
+/// The overall verdict.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Verdict {
+    /// Every build meets the intent as it is.
+    Ok,
+    /// Some build meets it with injected attributes.
+    Injected,
+    /// Some build cannot meet it.
+    Refused,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Report {
+    /// `ok`, `injected` or `refused`.
+    pub verdict: Verdict,
+    /// The intent asked for (`auto` stays `auto` here; each build says what it became).
+    pub intent: String,
+    /// The template.
+    pub template: String,
+    /// Every amazon-ebs build selected.
+    pub builds: Vec<BuildReport>,
+    /// Builds of other builder types, left alone.
+    pub not_checked: Vec<String>,
+}
+
+/// One build.
+#[derive(Debug, Clone, Serialize)]
+pub struct BuildReport {
+    /// The build name.
+    pub name: String,
+    /// The build Region (null when unknown).
+    pub region: Option<String>,
+    /// The source AMI id as resolved (null when unknown).
+    pub source_ami: Option<String>,
+    /// The intent applied to this build.
+    pub intent: String,
+    /// This build's verdict.
+    pub verdict: Verdict,
+    /// Attributes injected.
+    pub changes: Vec<Change>,
+    /// Why it is refused (or, under `any`, what would go wrong).
+    pub problems: Vec<Problem>,
+    /// Every Region it ends with an AMI in.
+    pub regions: Vec<RegionReport>,
+}
+
+/// One Region of a build.
+#[derive(Debug, Clone, Serialize)]
+pub struct RegionReport {
+    /// The Region.
+    pub region: String,
+    /// The prediction.
+    pub predicted: PredictedSummary,
+    /// Why, in order.
+    pub reasons: Vec<String>,
+}
+
+impl Report {
+    /// The verdict of all builds together: refused if any is, else injected if any is.
+    pub fn overall(builds: &[BuildReport]) -> Verdict {
+        if builds.iter().any(|b| b.verdict == Verdict::Refused) {
+            Verdict::Refused
+        } else if builds.iter().any(|b| b.verdict == Verdict::Injected) {
+            Verdict::Injected
+        } else {
+            Verdict::Ok
+        }
+    }
+
+    /// Pretty JSON, ending with a newline.
+    pub fn to_json(&self) -> String {
+        let mut s = serde_json::to_string_pretty(self)
+            .unwrap_or_else(|e| format!("{{\"error\": \"{e}\"}}"));
+        s.push('\n');
+        s
+    }
+
+    /// The text people read.
+    pub fn to_human(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(
+            out,
+            "amiguard plan: {} (intent {})",
+            self.template, self.intent
+        );
+        for b in &self.builds {
+            let _ = writeln!(
+                out,
+                "\nbuild {}  [intent {}; region {}; source {}]",
+                b.name,
+                b.intent,
+                b.region.as_deref().unwrap_or("unknown"),
+                b.source_ami.as_deref().unwrap_or("unknown")
+            );
+            for r in &b.regions {
+                let _ = writeln!(out, "  {}: {}", r.region, describe(&r.predicted));
+                for why in &r.reasons {
+                    let _ = writeln!(out, "      because {why}");
+                }
+            }
+            if !b.changes.is_empty() {
+                let _ = writeln!(out, "  amiguard adds to a temporary copy of the template:");
+                for c in &b.changes {
+                    let _ = writeln!(out, "    + {} = {}    ({})", c.attribute, c.value, c.why);
+                }
+            }
+            if !b.problems.is_empty() {
+                let label = if b.verdict == Verdict::Refused {
+                    "refused"
+                } else {
+                    "warning"
+                };
+                for p in &b.problems {
+                    let _ = writeln!(out, "  {label} [{}]: {}", p.code, p.message);
+                    if !p.fix.is_empty() {
+                        let _ = writeln!(out, "      fix: {}", p.fix);
+                    }
+                }
+            }
+            let _ = writeln!(out, "  => {}", verdict_word(b.verdict));
+        }
+        for n in &self.not_checked {
+            let _ = writeln!(out, "\nbuild {n}: not checked (not an amazon-ebs builder)");
+        }
+        let _ = writeln!(out, "\nverdict: {}", verdict_word(self.verdict));
+        out
+    }
+}
+
+fn verdict_word(v: Verdict) -> &'static str {
+    match v {
+        Verdict::Ok => "ok: meets the intent as it is",
+        Verdict::Injected => "injected: meets the intent with the change above",
+        Verdict::Refused => "refused: nothing was launched",
+    }
+}
+
+fn describe(p: &PredictedSummary) -> String {
+    if let Some(f) = &p.failure {
+        return format!("the build fails: {f}");
+    }
+    match (&p.kms_key_arn, p.key_manager, p.encrypted) {
+        (Some(arn), Some(m), true) => format!(
+            "encrypted with {arn} ({})",
+            if m == crate::model::KeyManager::Aws {
+                "AWS managed"
+            } else {
+                "customer managed"
+            }
+        ),
+        (Some(arn), _, false) => format!("partly encrypted (root snapshot on {arn})"),
+        _ => "unencrypted".to_string(),
+    }
+}
