@@ -273,7 +273,9 @@ impl Aws {
             Ok(out) => out.images().to_vec(),
             Err(e) if e.code().is_some_and(|c| c.starts_with("InvalidAMIID")) => vec![],
             Err(e) => {
-                return Err(aws_error("ec2:DescribeImages", "ec2:DescribeImages", region, e).into());
+                return Err(
+                    aws_error("ec2:DescribeImages", "ec2:DescribeImages", region, e).into(),
+                );
             }
         };
         let Some(image) = images.first() else {
@@ -325,9 +327,9 @@ impl Aws {
                 .collect();
             let mut out = BTreeMap::new();
             for r in refs {
-                if !out.contains_key(&r) {
-                    let info = self.describe_key(region, &r).await?;
-                    out.insert(r, info);
+                if let std::collections::btree_map::Entry::Vacant(slot) = out.entry(r) {
+                    let info = self.describe_key(region, slot.key()).await?;
+                    slot.insert(info);
                 }
             }
             out

@@ -53,11 +53,11 @@ pub fn plan(args: &[OsString]) -> Result<Exit, Error> {
             ))
         })?;
     }
-    if let Some(dest) = &a.emit_copy {
-        if planned.report.verdict == Verdict::Injected {
-            let copy = crate::inject::write_copy(&planned.template, &planned.edits)?;
-            copy_out(&copy.path, dest)?;
-        }
+    if let Some(dest) = &a.emit_copy
+        && planned.report.verdict == Verdict::Injected
+    {
+        let copy = crate::inject::write_copy(&planned.template, &planned.edits)?;
+        copy_out(&copy.path, dest)?;
     }
     Ok(match planned.report.verdict {
         Verdict::Refused => Exit::Refused,

@@ -398,28 +398,28 @@ fn changes_for(
 
     // The build Region's key: kms_key_id, unless region_kms_key_ids also names it (facts §5).
     let r0_in_map = s.ami_regions.contains(&r0);
-    if let Some(Some(k0)) = target.get(&r0) {
-        if !r0_in_map {
-            match &s.kms_key_id {
-                None => changes.push(Change {
-                    attribute: "kms_key_id".into(),
-                    value: k0.arn.clone().into(),
-                    why: format!(
-                        "intent {intent}: the AMI in {r0} must be on {}",
-                        key_label(k0)
-                    ),
-                }),
-                Some(user) if resolves_to(facts, &r0, user, k0) => {}
-                Some(user) => problems.push(Problem {
-                    code: "contradiction",
-                    message: format!(
-                        "kms_key_id = {user:?}{} is not the key intent {intent} needs in {r0} ({})",
-                        at(origins, "kms_key_id"),
-                        k0.arn
-                    ),
-                    fix: format!("set kms_key_id = \"{}\", or remove it", k0.arn),
-                }),
-            }
+    if let Some(Some(k0)) = target.get(&r0)
+        && !r0_in_map
+    {
+        match &s.kms_key_id {
+            None => changes.push(Change {
+                attribute: "kms_key_id".into(),
+                value: k0.arn.clone().into(),
+                why: format!(
+                    "intent {intent}: the AMI in {r0} must be on {}",
+                    key_label(k0)
+                ),
+            }),
+            Some(user) if resolves_to(facts, &r0, user, k0) => {}
+            Some(user) => problems.push(Problem {
+                code: "contradiction",
+                message: format!(
+                    "kms_key_id = {user:?}{} is not the key intent {intent} needs in {r0} ({})",
+                    at(origins, "kms_key_id"),
+                    k0.arn
+                ),
+                fix: format!("set kms_key_id = \"{}\", or remove it", k0.arn),
+            }),
         }
     }
 

@@ -135,7 +135,6 @@ pub fn edit_hcl(mut body: Body, file: &Path, edits: &Edits) -> Result<Body, Temp
         for c in changes {
             let mut attr = Attribute::new(Ident::new(c.attribute.as_str()), hcl_value(&c.value)?);
             attr.decor_mut().set_prefix("  ");
-            attr.decor_mut().set_suffix("\n");
             block.body.push(attr);
         }
     }

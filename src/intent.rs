@@ -82,12 +82,12 @@ impl KeySpec {
                 self.per_region.insert(region.to_string(), key.to_string());
             }
             _ => {
-                if let Some(previous) = &self.global {
-                    if previous != item {
-                        return Err(format!(
-                            "two keys for every Region ({previous} and {item}): use REGION=KEY for per-Region keys"
-                        ));
-                    }
+                if let Some(previous) = &self.global
+                    && previous != item
+                {
+                    return Err(format!(
+                        "two keys for every Region ({previous} and {item}): use REGION=KEY for per-Region keys"
+                    ));
                 }
                 self.global = Some(item.to_string());
             }

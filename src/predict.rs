@@ -208,7 +208,7 @@ fn launch(
     let mut devices = Vec::new();
     for snap in &ctx.facts.source {
         let mapping = s.launch_mappings.iter().find(|m| m.device == snap.device);
-        let enc = launch_volume(ctx, r0, ebd, Some(snap), mapping, reasons)?;
+        let enc = launch_volume(ctx, s, ebd, Some(snap), mapping, reasons)?;
         devices.push(DeviceOutcome {
             device: snap.device.clone(),
             enc,
@@ -216,7 +216,7 @@ fn launch(
     }
     for m in &s.launch_mappings {
         if !ctx.facts.source.iter().any(|snap| snap.device == m.device) {
-            let enc = launch_volume(ctx, r0, ebd, None, Some(m), reasons)?;
+            let enc = launch_volume(ctx, s, ebd, None, Some(m), reasons)?;
             devices.push(DeviceOutcome {
                 device: m.device.clone(),
                 enc,
@@ -229,19 +229,20 @@ fn launch(
 /// One volume at RunInstances: the "encryption outcomes" table (facts §2).
 fn launch_volume(
     ctx: &Ctx,
-    r0: &str,
+    s: &Settings,
     ebd: bool,
     snap: Option<&SourceSnapshot>,
     mapping: Option<&LaunchMapping>,
     reasons: &mut Vec<String>,
 ) -> Result<Enc, String> {
+    let r0 = s.region.as_str();
     let device = snap
-        .map(|s| s.device.as_str())
+        .map(|x| x.device.as_str())
         .or(mapping.map(|m| m.device.as_str()))
         .unwrap_or("?");
     let owned_key = snap
-        .filter(|s| s.encrypted && s.owned)
-        .and_then(|s| s.key.clone());
+        .filter(|x| x.encrypted && x.owned)
+        .and_then(|x| x.key.clone());
     if let Some(m) = mapping.filter(|m| m.encrypted == Some(true)) {
         if let Some(k) = &m.kms_key_id {
             let key = ctx
@@ -263,7 +264,7 @@ fn launch_volume(
         ));
         return Ok(Enc::Encrypted(key));
     }
-    if let Some(snap) = snap.filter(|s| s.encrypted) {
+    if let Some(snap) = snap.filter(|x| x.encrypted) {
         let key = match (&snap.key, snap.owned) {
             (Some(k), true) => {
                 reasons.push(format!(
@@ -291,9 +292,13 @@ fn launch_volume(
     }
     if ebd {
         let k = ctx.default_key(r0)?;
+        let ignored = if s.encrypt_boot == Some(false) {
+            " (encrypt_boot = false is ignored)"
+        } else {
+            ""
+        };
         reasons.push(format!(
-            "EBS encryption by default is on in {r0} with {}; Packer cannot override it \
-             (encrypt_boot = false is ignored)",
+            "EBS encryption by default is on in {r0} with {}; Packer cannot override it{ignored}",
             key_label(&k)
         ));
         return Ok(Enc::Encrypted(k));

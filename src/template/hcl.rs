@@ -94,6 +94,9 @@ fn list(dir: &Path, suffix: &str) -> Result<Vec<PathBuf>, TemplateError> {
     Ok(out)
 }
 
+/// A build's use of a source: its type, its name and the nested block that refines it.
+type SourceUse<'a> = (String, String, Option<(&'a File, &'a Block)>);
+
 struct Variable {
     value: Option<hcl::Value>,
     at: String,
@@ -149,11 +152,11 @@ pub fn load(path: &Path, inputs: &Inputs) -> Result<Template, TemplateError> {
         }
     };
     for (k, v) in &inputs.env {
-        if let Some(name) = k.strip_prefix("PKR_VAR_") {
-            if vars_has(&files, name) {
-                let typed = typed(&files, name, v, &base)?;
-                set(name, typed, k)?;
-            }
+        if let Some(name) = k.strip_prefix("PKR_VAR_")
+            && vars_has(&files, name)
+        {
+            let typed = typed(&files, name, v, &base)?;
+            set(name, typed, k)?;
         }
     }
     let mut var_files: Vec<PathBuf> = if path.is_dir() {
@@ -225,7 +228,7 @@ pub fn load(path: &Path, inputs: &Inputs) -> Result<Template, TemplateError> {
                 ),
                 None => None,
             };
-            let mut uses: Vec<(String, String, Option<(&File, &Block)>)> = Vec::new();
+            let mut uses: Vec<SourceUse> = Vec::new();
             if let Some(a) = build.body.get_attribute("sources") {
                 let list =
                     eval(&a.value, &ctx).map_err(|e| TemplateError::at(f.at(a.span()), e))?;

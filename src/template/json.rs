@@ -265,11 +265,11 @@ pub fn key_offsets(text: &str) -> HashMap<String, usize> {
                     i += 1;
                 }
                 let s = String::from_utf8_lossy(&s).into_owned();
-                if let Some(Frame::Object { path, key }) = stack.last_mut() {
-                    if key.is_none() {
-                        out.insert(format!("{path}/{s}"), start);
-                        *key = Some(s);
-                    }
+                if let Some(Frame::Object { path, key }) = stack.last_mut()
+                    && key.is_none()
+                {
+                    out.insert(format!("{path}/{s}"), start);
+                    *key = Some(s);
                 }
             }
             b'{' => {

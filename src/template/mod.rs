@@ -147,10 +147,11 @@ pub fn load(path: &Path, inputs: &Inputs) -> Result<Template, TemplateError> {
 fn select(builds: Vec<Build>, inputs: &Inputs) -> Result<Vec<Build>, TemplateError> {
     let names: Vec<String> = builds.iter().map(|b| b.name.clone()).collect();
     let matches = |pattern: &str, b: &Build| {
-        let short = b
-            .name
-            .rsplit_once('.')
-            .map(|_| b.name.splitn(2, '.').nth(1).unwrap_or(&b.name));
+        let short = b.name.rsplit_once('.').map(|_| {
+            b.name
+                .split_once('.')
+                .map_or(b.name.as_str(), |(_, rest)| rest)
+        });
         let p = glob::Pattern::new(pattern).ok();
         let hit = |n: &str| p.as_ref().map_or(pattern == n, |p| p.matches(n));
         hit(&b.name) || short.is_some_and(hit)

@@ -561,15 +561,36 @@ def _on_aws_managed_key(backend: Any, snap: Snapshot) -> bool:
 
 # --------------------------------------------------------------------------------------------
 
+def _deny(method_name: str) -> None:
+    """Makes one EC2 action answer UnauthorizedOperation, as AWS does for a role without the IAM
+    permission: the tests' stand-in for a CI role that lacks `ec2:GetEbs…` (facts §1, IAM)."""
+    original = getattr(EC2Response, method_name)
+
+    def denied(self: EC2Response) -> Any:
+        raise EC2ClientError(
+            "UnauthorizedOperation", "You are not authorized to perform this operation."
+        )
+
+    denied.__wrapped__ = original  # type: ignore[attr-defined]
+    setattr(EC2Response, method_name, denied)
+
+
+def _snake(action: str) -> str:
+    return "".join("_" + c.lower() if c.isupper() else c for c in action).lstrip("_")
+
+
 _installed = False
 
 
-def install() -> None:
-    """Apply every patch above to moto (idempotent)."""
+def install(deny: list[str] | None = None) -> None:
+    """Apply every patch above to moto (idempotent). `deny` lists EC2 actions (for example
+    `GetEbsEncryptionByDefault`) to refuse with UnauthorizedOperation."""
     global _installed
     if _installed:
         return
     _installed = True
+    for action in deny or []:
+        _deny(_snake(action))
     KmsBackend._generate_default_keys = _generate_default_keys
     KmsResponse.list_aliases = _list_aliases
     KmsBackend.disable_key = _disable_key

@@ -34,9 +34,11 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0, help="0 (default): a free port")
     parser.add_argument("--endpoint-file", help="also write the endpoint URL to this file")
+    parser.add_argument("--deny", action="append", default=[], metavar="ACTION",
+                        help="answer this EC2 action with UnauthorizedOperation (repeatable)")
     args = parser.parse_args()
 
-    fidelity.install()
+    fidelity.install(args.deny)
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server("127.0.0.1", args.port, app, threaded=True)
     endpoint = f"http://127.0.0.1:{server.server_port}"
