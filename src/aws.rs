@@ -26,6 +26,32 @@ pub struct AwsError {
     pub hint: String,
 }
 
+/// One AMI's snapshots as AWS holds them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AmiSnapshots {
+    /// The AMI.
+    pub ami_id: String,
+    /// Whether DescribeImages returned it.
+    pub found: bool,
+    /// Whether it is public.
+    pub public: bool,
+    /// Every EBS mapping's snapshot.
+    pub snapshots: Vec<ActualSnapshot>,
+}
+
+/// One snapshot as AWS holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ActualSnapshot {
+    /// The device.
+    pub device: String,
+    /// The snapshot.
+    pub snapshot_id: String,
+    /// Encrypted.
+    pub encrypted: bool,
+    /// The key, as DescribeSnapshots gives it.
+    pub kms_key_id: Option<String>,
+}
+
 /// Whether an error is AWS's "not found" for the thing asked about, rather than a failure.
 #[derive(Debug, thiserror::Error)]
 pub enum LookupError {
@@ -88,6 +114,11 @@ impl Aws {
         Aws {
             sdk: aws_config::defaults(BehaviorVersion::latest()).load().await,
         }
+    }
+
+    /// The Region of the standard configuration (AWS_REGION, profile), if any.
+    pub fn default_region(&self) -> Option<String> {
+        self.sdk.region().map(|r| r.to_string())
     }
 
     fn ec2(&self, region: &str, endpoint: Option<&str>) -> aws_sdk_ec2::Client {
@@ -211,6 +242,134 @@ impl Aws {
             Err(e) if e.code() == Some("NotFoundException") => Ok(None),
             Err(e) => Err(aws_error("kms:DescribeKey", "kms:DescribeKey", region, e)),
         }
+    }
+
+    /// Every EBS snapshot behind each AMI, by batched DescribeImages and DescribeSnapshots.
+    pub async fn ami_snapshots(
+        &self,
+        region: &str,
+        endpoint: Option<&str>,
+        amis: &[String],
+    ) -> Result<Vec<AmiSnapshots>, AwsError> {
+        const BATCH: usize = 500;
+        let ec2 = self.ec2(region, endpoint);
+        let mut images = Vec::new();
+        for chunk in amis.chunks(BATCH) {
+            let out = ec2
+                .describe_images()
+                .set_image_ids(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| aws_error("ec2:DescribeImages", "ec2:DescribeImages", region, e))?;
+            images.extend(out.images().iter().cloned());
+        }
+        let snapshot_ids: Vec<String> = images
+            .iter()
+            .flat_map(|i| {
+                i.block_device_mappings()
+                    .iter()
+                    .filter_map(|m| m.ebs()?.snapshot_id().map(String::from))
+            })
+            .collect();
+        let mut snapshots = BTreeMap::new();
+        for chunk in snapshot_ids.chunks(BATCH) {
+            let out = ec2
+                .describe_snapshots()
+                .set_snapshot_ids(Some(chunk.to_vec()))
+                .send()
+                .await
+                .map_err(|e| {
+                    aws_error("ec2:DescribeSnapshots", "ec2:DescribeSnapshots", region, e)
+                })?;
+            for snap in out.snapshots() {
+                snapshots.insert(
+                    snap.snapshot_id().unwrap_or_default().to_string(),
+                    snap.clone(),
+                );
+            }
+        }
+        Ok(amis
+            .iter()
+            .map(|id| {
+                let image = images.iter().find(|i| i.image_id() == Some(id.as_str()));
+                AmiSnapshots {
+                    ami_id: id.clone(),
+                    found: image.is_some(),
+                    public: image.and_then(|i| i.public()).unwrap_or(false),
+                    snapshots: image
+                        .map(|i| i.block_device_mappings())
+                        .unwrap_or_default()
+                        .iter()
+                        .filter_map(|m| {
+                            let sid = m.ebs()?.snapshot_id()?.to_string();
+                            let snap = snapshots.get(&sid);
+                            Some(ActualSnapshot {
+                                device: m.device_name().unwrap_or_default().to_string(),
+                                encrypted: snap
+                                    .and_then(|s| s.encrypted())
+                                    .or(m.ebs()?.encrypted())
+                                    .unwrap_or(false),
+                                kms_key_id: snap.and_then(|s| s.kms_key_id()).map(String::from),
+                                snapshot_id: sid,
+                            })
+                        })
+                        .collect(),
+                }
+            })
+            .collect())
+    }
+
+    /// The accounts an AMI is shared with (DescribeImageAttribute launchPermission).
+    pub async fn launch_permissions(
+        &self,
+        region: &str,
+        endpoint: Option<&str>,
+        ami: &str,
+    ) -> Result<Vec<String>, AwsError> {
+        let out = self
+            .ec2(region, endpoint)
+            .describe_image_attribute()
+            .image_id(ami)
+            .attribute(aws_sdk_ec2::types::ImageAttributeName::LaunchPermission)
+            .send()
+            .await
+            .map_err(|e| {
+                aws_error(
+                    "ec2:DescribeImageAttribute",
+                    "ec2:DescribeImageAttribute",
+                    region,
+                    e,
+                )
+            })?;
+        Ok(out
+            .launch_permissions()
+            .iter()
+            .filter_map(|p| {
+                p.user_id()
+                    .map(String::from)
+                    .or_else(|| p.group().map(|g| g.as_str().to_string()))
+            })
+            .collect())
+    }
+
+    /// Key ARN to alias name in a Region, for display; empty when kms:ListAliases is refused.
+    pub async fn alias_names(&self, region: &str) -> BTreeMap<String, String> {
+        let mut out = BTreeMap::new();
+        let mut pages = self
+            .kms(region)
+            .list_aliases()
+            .into_paginator()
+            .items()
+            .send();
+        while let Some(Ok(alias)) = pages.next().await {
+            if let (Some(name), Some(target), Some(arn)) =
+                (alias.alias_name(), alias.target_key_id(), alias.alias_arn())
+            {
+                let key_arn = arn.replace(name, &format!("key/{target}"));
+                out.insert(key_arn, name.to_string());
+            }
+        }
+        out
     }
 
     /// The source AMI id: `source_ami`, or `source_ami_filter` resolved as Packer does (the most

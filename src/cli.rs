@@ -18,6 +18,10 @@ use crate::template::Inputs;
 
 /// Packer's long flags that take a value, as Go's flag package spells them.
 const PACKER_VALUE_FLAGS: &[&str] = &["var", "var-file", "only", "except"];
+/// `packer build` flags that take a value but do not change what the template means.
+const PACKER_OTHER_VALUE_FLAGS: &[&str] = &["on-error", "parallel-builds"];
+/// amiguard's own flags on `build`, removed before Packer sees the arguments.
+const GUARD_FLAGS: &[&str] = &["--intent", "--kms-key", "--report"];
 
 /// The environment variable that sets the intent.
 pub const INTENT_ENV: &str = "AMIGUARD_INTENT";
@@ -86,6 +90,160 @@ pub struct PlanArgs {
     /// Write the template copy amiguard would give Packer to PATH (a folder for HCL2 folders)
     #[arg(long, value_name = "PATH")]
     pub emit_copy: Option<PathBuf>,
+}
+
+/// `amiguard build …`, split into what Packer gets and what amiguard reads.
+#[derive(Debug, Clone)]
+pub struct BuildArgs {
+    /// The arguments after `build` that Packer gets, unchanged and in order (amiguard's own removed).
+    pub packer_args: Vec<OsString>,
+    /// Where the template stands in `packer_args`, if there is one.
+    pub template_at: Option<usize>,
+    /// amiguard's own options.
+    pub guard: GuardArgs,
+    /// The flags that change what the template means.
+    pub template: Option<TemplateArgs>,
+    /// `-h`/`-help`: Packer's own help.
+    pub help: bool,
+}
+
+/// Splits `amiguard build ARGS…` (without the `build`). Go's flag syntax: `-x v`, `-x=v`,
+/// `--x v`, booleans alone or `-x=false`.
+pub fn parse_build(args: &[OsString]) -> Result<BuildArgs, Error> {
+    let mut packer_args = Vec::new();
+    let mut guard = GuardArgs {
+        intent: None,
+        kms_key: vec![],
+        report: None,
+    };
+    let mut t = TemplateArgs {
+        var: vec![],
+        var_file: vec![],
+        only: vec![],
+        except: vec![],
+        template: PathBuf::new(),
+    };
+    let mut template_at = None;
+    let mut help = false;
+    let mut i = 0;
+    while i < args.len() {
+        let a = args[i].to_string_lossy().into_owned();
+        let (flag, inline) = match a.split_once('=') {
+            Some((f, v)) if f.starts_with('-') => (f.to_string(), Some(v.to_string())),
+            _ => (a.clone(), None),
+        };
+        if GUARD_FLAGS.contains(&flag.as_str()) {
+            let value = match inline {
+                Some(v) => v,
+                None => {
+                    i += 1;
+                    args.get(i)
+                        .map(|v| v.to_string_lossy().into_owned())
+                        .ok_or_else(|| Error::Usage(format!("{flag} needs a value")))?
+                }
+            };
+            match flag.as_str() {
+                "--intent" => guard.intent = Some(value.parse().map_err(Error::Usage)?),
+                "--kms-key" => guard.kms_key.push(value),
+                _ => guard.report = Some(PathBuf::from(value)),
+            }
+            i += 1;
+            continue;
+        }
+        if flag.starts_with('-') && flag != "-" {
+            let name = flag.trim_start_matches('-');
+            packer_args.push(args[i].clone());
+            if matches!(name, "h" | "help") {
+                help = true;
+            }
+            if PACKER_VALUE_FLAGS.contains(&name) || PACKER_OTHER_VALUE_FLAGS.contains(&name) {
+                let value = match inline {
+                    Some(v) => Some(v),
+                    None => {
+                        i += 1;
+                        args.get(i).map(|v| {
+                            packer_args.push(v.clone());
+                            v.to_string_lossy().into_owned()
+                        })
+                    }
+                };
+                if let Some(v) = value {
+                    match name {
+                        "var" => t.var.push(v),
+                        "var-file" => t.var_file.push(PathBuf::from(v)),
+                        "only" => t
+                            .only
+                            .extend(v.split(',').filter(|s| !s.is_empty()).map(String::from)),
+                        "except" => t
+                            .except
+                            .extend(v.split(',').filter(|s| !s.is_empty()).map(String::from)),
+                        _ => {}
+                    }
+                }
+            }
+        } else {
+            template_at = Some(packer_args.len());
+            packer_args.push(args[i].clone());
+        }
+        i += 1;
+    }
+    let template = template_at.map(|at| {
+        t.template = PathBuf::from(&packer_args[at]);
+        t
+    });
+    Ok(BuildArgs {
+        packer_args,
+        template_at,
+        guard,
+        template,
+        help,
+    })
+}
+
+/// `amiguard verify`.
+#[derive(Debug, Parser)]
+#[command(
+    name = "amiguard verify",
+    about = "Read back every snapshot of existing AMIs and check them against the intent. Read-only.",
+    disable_version_flag = true
+)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub guard: GuardArgs,
+    /// The Region of AMIs given without one [default: the AWS configuration's Region]
+    #[arg(long)]
+    pub region: Option<String>,
+    /// Packer's manifest post-processor output: every AMI of every build in it
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<PathBuf>,
+    /// Output format
+    #[arg(long, value_enum, default_value_t = Format::Human)]
+    pub format: Format,
+    /// AMI ids, as ami-… or REGION:ami-…
+    pub amis: Vec<String>,
+}
+
+/// Parses `amiguard verify ARGS…` (without the `verify`).
+pub fn parse_verify(args: &[OsString]) -> Result<VerifyArgs, clap::Error> {
+    let mut full = vec![OsString::from("amiguard verify")];
+    full.extend(args.iter().cloned());
+    VerifyArgs::try_parse_from(full)
+}
+
+/// The intent and keys for `verify`: flags, environment, `amiguard.toml` from the current folder.
+pub fn verify_intent(
+    guard: &GuardArgs,
+    env: &BTreeMap<String, String>,
+) -> Result<(Intent, KeySpec), Error> {
+    let t = TemplateArgs {
+        var: vec![],
+        var_file: vec![],
+        only: vec![],
+        except: vec![],
+        template: PathBuf::from("."),
+    };
+    let cfg = plan_config(guard, &t, env)?;
+    Ok((cfg.intent, cfg.keys))
 }
 
 /// Rewrites `-var`, `-var-file=…`, … to the `--` spelling clap parses.

@@ -18,6 +18,8 @@ pub enum Exit {
     PackerUnusable,
     /// No real Packer was found.
     PackerNotFound,
+    /// Packer's own exit code, passed through.
+    Packer(u8),
 }
 
 impl Exit {
@@ -31,6 +33,7 @@ impl Exit {
             Exit::Aws => 5,
             Exit::PackerUnusable => 126,
             Exit::PackerNotFound => 127,
+            Exit::Packer(code) => code,
         }
     }
 }

@@ -17,7 +17,9 @@ pub mod packer;
 pub mod plan;
 pub mod predict;
 pub mod report;
+pub mod run;
 pub mod template;
+pub mod verify;
 
 use std::ffi::OsString;
 use std::process::ExitCode;
@@ -32,8 +34,20 @@ correct and verified.
 
 Usage: amiguard <packer command> [args...]      (or: alias packer=amiguard)
 
-Every command goes straight to the real Packer, untouched: arguments, stdin, stdout, stderr,
-signals and exit status are Packer's own.
+  build [packer build flags] [--intent I] [--kms-key KEY]... [--report FILE] TEMPLATE
+          plan, run the real Packer (on a copy with the fix injected, if needed), then verify
+          every AMI it built; refuses before launching anything if the intent cannot be met
+  plan    [--intent I] [--kms-key KEY]... [--format human|json] [--report FILE] [-var ...]
+          [-var-file ...] [-only ...] [-except ...] TEMPLATE
+          predict every AMI's encryption in every Region; launches nothing
+  verify  [--intent I] [--kms-key KEY]... [--region R] [--manifest FILE] [AMI...]
+          read back every snapshot of existing AMIs and check them against the intent
+
+Intents: any, unencrypted, encrypted, shareable, cmk, auto (default; or $AMIGUARD_INTENT,
+or `intent` in amiguard.toml). Keys: --kms-key KEY or REGION=KEY, $AMIGUARD_KMS_KEY.
+
+Every other command goes straight to the real Packer, untouched: arguments, stdin, stdout,
+stderr, signals and exit status are Packer's own.
 
 amiguard's own:
   --version   print amiguard's version (Packer's own: `amiguard version`)
@@ -42,8 +56,9 @@ amiguard's own:
 The real Packer is $AMIGUARD_PACKER if set, else the first `packer` on PATH that is not
 amiguard itself.
 
-Exit codes of amiguard's own (all others are Packer's): 2 usage error, 126 the Packer found
-cannot be run (it leads back to amiguard), 127 no Packer found.
+Exit codes of amiguard's own (all others are Packer's): 0 ok, 2 usage or template error,
+3 refused, 4 a built AMI violates the intent, 5 AWS access failed, 126 the Packer found cannot
+be run (it leads back to amiguard), 127 no Packer found.
 ";
 
 /// Runs amiguard with a full argument vector (`argv[0]` first) and returns the exit status.
@@ -62,6 +77,20 @@ pub fn main_with_args(args: Vec<OsString>) -> ExitCode {
 /// pass-through replaces the process with Packer.
 pub fn run(args: Vec<OsString>) -> Result<Exit, Error> {
     let rest = &args[args.len().min(1)..];
+    // Packer's global flags (`-machine-readable`) may stand before the command.
+    let globals = rest
+        .iter()
+        .take_while(|a| {
+            a.to_str()
+                .is_some_and(|s| s.starts_with('-') && s != "--version" && s != "--help")
+        })
+        .count();
+    match rest.get(globals).and_then(|a| a.to_str()) {
+        Some("build") => return commands::build(&rest[..globals], &rest[globals + 1..]),
+        Some("plan") if globals == 0 => return commands::plan(&rest[1..]),
+        Some("verify") if globals == 0 => return commands::verify(&rest[1..]),
+        _ => {}
+    }
     match rest.first().and_then(|a| a.to_str()) {
         Some("--version") => {
             println!("amiguard {}", env!("CARGO_PKG_VERSION"));
@@ -71,7 +100,6 @@ pub fn run(args: Vec<OsString>) -> Result<Exit, Error> {
             print!("{HELP}");
             Ok(Exit::Ok)
         }
-        Some("plan") => commands::plan(&rest[1..]),
         _ => {
             let packer = packer::locate()?;
             Err(packer.exec(rest).into())

@@ -39,6 +39,19 @@ pub struct Planned {
     pub edits: Edits,
     /// The template as read.
     pub template: Template,
+    /// What verification needs to know of each guarded build, by name.
+    pub guarded: BTreeMap<String, Guarded>,
+}
+
+/// What verification needs of a planned build.
+#[derive(Debug, Clone)]
+pub struct Guarded {
+    /// `custom_endpoint_ec2`.
+    pub endpoint: Option<String>,
+    /// `ami_users`.
+    pub ami_users: Vec<String>,
+    /// The intent applied.
+    pub intent: Intent,
 }
 
 /// Plans every selected build.
@@ -87,6 +100,7 @@ pub async fn plan(cfg: &PlanConfig, aws: &Aws) -> Result<Planned, Error> {
 
     let facts = fetch(cfg, aws, &guarded).await?;
     let mut edits: Edits = Vec::new();
+    let mut guarded_info = BTreeMap::new();
     for ((i, inputs), (source_ami, source)) in guarded.iter().zip(facts.sources) {
         let b = &template.builds[*i];
         let source = source.map_err(|e| match e {
@@ -122,6 +136,14 @@ pub async fn plan(cfg: &PlanConfig, aws: &Aws) -> Result<Planned, Error> {
         if !d.changes.is_empty() {
             add_edit(&mut edits, &b.origin, &d);
         }
+        guarded_info.insert(
+            b.name.clone(),
+            Guarded {
+                endpoint: inputs.endpoint.clone(),
+                ami_users: inputs.ami_users.clone(),
+                intent: d.intent,
+            },
+        );
         reports.push((*i, build_report(b.name.clone(), inputs, source_ami, &d)));
     }
     let conflicts = conflicting_edits(&template, &edits);
@@ -157,6 +179,7 @@ pub async fn plan(cfg: &PlanConfig, aws: &Aws) -> Result<Planned, Error> {
         report,
         edits,
         template,
+        guarded: guarded_info,
     })
 }
 
@@ -184,11 +207,7 @@ fn build_report(
         regions: d
             .prediction
             .iter()
-            .map(|p| RegionReport {
-                region: p.region.clone(),
-                predicted: p.summary(),
-                reasons: p.reasons.clone(),
-            })
+            .map(|p| RegionReport::planned(p.region.clone(), p.summary(), p.reasons.clone()))
             .collect(),
     }
 }

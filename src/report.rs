@@ -7,6 +7,7 @@ use serde::Serialize;
 
 use crate::decide::{Change, Problem};
 use crate::predict::PredictedSummary;
+use crate::verify::{Actual, Check, Checked};
 
 /// The overall verdict.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -18,6 +19,10 @@ pub enum Verdict {
     Injected,
     /// Some build cannot meet it.
     Refused,
+    /// Every AMI built was checked and meets the intent.
+    Verified,
+    /// Some AMI built does not meet the intent.
+    Violated,
 }
 
 /// The whole report.
@@ -61,10 +66,47 @@ pub struct BuildReport {
 pub struct RegionReport {
     /// The Region.
     pub region: String,
-    /// The prediction.
-    pub predicted: PredictedSummary,
+    /// The prediction (absent for AMIs verified without a plan).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub predicted: Option<PredictedSummary>,
     /// Why, in order.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
     pub reasons: Vec<String>,
+    /// The AMI as AWS holds it, once verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub actual: Option<Actual>,
+    /// `verified` or `violated`, once verified.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub verdict: Option<Check>,
+    /// Why it is violated.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub violations: Vec<String>,
+    /// Where the actual result differs from the prediction.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drift: Option<String>,
+}
+
+impl RegionReport {
+    /// A Region as planned, before anything is built.
+    pub fn planned(region: String, predicted: PredictedSummary, reasons: Vec<String>) -> Self {
+        RegionReport {
+            region,
+            predicted: Some(predicted),
+            reasons,
+            actual: None,
+            verdict: None,
+            violations: vec![],
+            drift: None,
+        }
+    }
+
+    /// Adds what verification found.
+    pub fn add_check(&mut self, c: &Checked) {
+        self.actual = Some(c.actual.clone());
+        self.verdict = Some(c.verdict);
+        self.violations = c.violations.clone();
+        self.drift = c.drift.clone();
+    }
 }
 
 impl Report {
@@ -87,6 +129,87 @@ impl Report {
         s
     }
 
+    /// Sets the verdict after verification: violated if any Region is.
+    pub fn set_verified(&mut self) {
+        let violated = self
+            .builds
+            .iter()
+            .flat_map(|b| &b.regions)
+            .any(|r| r.verdict == Some(Check::Violated));
+        self.verdict = if violated {
+            Verdict::Violated
+        } else {
+            Verdict::Verified
+        };
+    }
+
+    /// The verification table people read: per build and Region, every snapshot.
+    pub fn to_human_checks(&self) -> String {
+        let mut out = String::new();
+        let _ = writeln!(out, "amiguard verify (intent {})", self.intent);
+        let row = |out: &mut String, cells: [&str; 6], verdict: &str| {
+            let _ = writeln!(
+                out,
+                "  {:<26} {:<15} {:<22} {:<23} {:<9} {:<44} {verdict}",
+                cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]
+            );
+        };
+        row(
+            &mut out,
+            ["build", "region", "ami", "snapshot", "encrypted", "key"],
+            "verdict",
+        );
+        for b in &self.builds {
+            for r in &b.regions {
+                let Some(a) = &r.actual else { continue };
+                let verdict = match r.verdict {
+                    Some(Check::Verified) => "verified",
+                    _ => "VIOLATED",
+                };
+                if a.snapshots.is_empty() {
+                    row(
+                        &mut out,
+                        [&b.name, &r.region, &a.ami_id, "-", "-", "-"],
+                        verdict,
+                    );
+                }
+                for s in &a.snapshots {
+                    let key = s
+                        .key_alias
+                        .clone()
+                        .or(s.kms_key_arn.clone())
+                        .unwrap_or_else(|| "-".into());
+                    let manager = match s.key_manager {
+                        Some(crate::model::KeyManager::Aws) => " (AWS managed)",
+                        Some(crate::model::KeyManager::Customer) => " (customer)",
+                        None => "",
+                    };
+                    let enc = if s.encrypted { "yes" } else { "no" };
+                    row(
+                        &mut out,
+                        [
+                            &b.name,
+                            &r.region,
+                            &a.ami_id,
+                            &s.snapshot_id,
+                            enc,
+                            &format!("{key}{manager}"),
+                        ],
+                        verdict,
+                    );
+                }
+                for v in &r.violations {
+                    let _ = writeln!(out, "    violated: {v}");
+                }
+                if let Some(d) = &r.drift {
+                    let _ = writeln!(out, "    note: {d}");
+                }
+            }
+        }
+        let _ = writeln!(out, "verdict: {}", verdict_word(self.verdict));
+        out
+    }
+
     /// The text people read.
     pub fn to_human(&self) -> String {
         let mut out = String::new();
@@ -105,7 +228,10 @@ impl Report {
                 b.source_ami.as_deref().unwrap_or("unknown")
             );
             for r in &b.regions {
-                let _ = writeln!(out, "  {}: {}", r.region, describe(&r.predicted));
+                let Some(predicted) = &r.predicted else {
+                    continue;
+                };
+                let _ = writeln!(out, "  {}: {}", r.region, describe(predicted));
                 for why in &r.reasons {
                     let _ = writeln!(out, "      because {why}");
                 }
@@ -144,6 +270,8 @@ fn verdict_word(v: Verdict) -> &'static str {
         Verdict::Ok => "ok: meets the intent as it is",
         Verdict::Injected => "injected: meets the intent with the change above",
         Verdict::Refused => "refused: nothing was launched",
+        Verdict::Verified => "verified: every AMI built meets the intent",
+        Verdict::Violated => "violated: an AMI does not meet the intent (it was kept; see above)",
     }
 }
 

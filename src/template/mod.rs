@@ -198,6 +198,8 @@ pub struct BuildInputs {
     pub endpoint: Option<String>,
     /// Where each attribute was set.
     pub origins: BTreeMap<String, String>,
+    /// `ami_users`: the accounts verification checks the AMI is shared with.
+    pub ami_users: Vec<String>,
 }
 
 /// An attribute whose value is not known before the build, but decides the outcome.
@@ -333,6 +335,7 @@ pub fn build_inputs(b: &Build) -> Result<Result<BuildInputs, Vec<UnknownValue>>,
         source,
         endpoint,
         origins,
+        ami_users,
     }))
 }
 
