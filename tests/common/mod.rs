@@ -85,6 +85,15 @@ impl Twin {
             .unwrap()
     }
 
+    /// How many instances are not terminated in these Regions.
+    pub fn live_instances(&self, regions: &[&str]) -> u64 {
+        let mut args = vec!["instances"];
+        args.extend(regions);
+        self.python("inspect_twin.py", &args)["live"]
+            .as_u64()
+            .unwrap()
+    }
+
     /// The snapshots behind an AMI.
     pub fn snapshots(&self, region: &str, ami: &str) -> Vec<Value> {
         self.python("inspect_twin.py", &["snapshots", region, ami])

@@ -575,6 +575,20 @@ def _deny(method_name: str) -> None:
     setattr(EC2Response, method_name, denied)
 
 
+def _slow(method_name: str, seconds: float) -> None:
+    """Makes one EC2 action take `seconds` (a real build's minutes, shortened), so that tests
+    can interrupt Packer while its instance runs."""
+    import time
+
+    original = getattr(EC2Response, method_name)
+
+    def slow(self: EC2Response) -> Any:
+        time.sleep(seconds)
+        return original(self)
+
+    setattr(EC2Response, method_name, slow)
+
+
 def _snake(action: str) -> str:
     return "".join("_" + c.lower() if c.isupper() else c for c in action).lstrip("_")
 
@@ -582,15 +596,17 @@ def _snake(action: str) -> str:
 _installed = False
 
 
-def install(deny: list[str] | None = None) -> None:
+def install(deny: list[str] | None = None, slow: dict[str, float] | None = None) -> None:
     """Apply every patch above to moto (idempotent). `deny` lists EC2 actions (for example
-    `GetEbsEncryptionByDefault`) to refuse with UnauthorizedOperation."""
+    `GetEbsEncryptionByDefault`) to refuse with UnauthorizedOperation; `slow` delays actions."""
     global _installed
     if _installed:
         return
     _installed = True
     for action in deny or []:
         _deny(_snake(action))
+    for action, seconds in (slow or {}).items():
+        _slow(_snake(action), seconds)
     KmsBackend._generate_default_keys = _generate_default_keys
     KmsResponse.list_aliases = _list_aliases
     KmsBackend.disable_key = _disable_key

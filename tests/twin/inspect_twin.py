@@ -2,7 +2,7 @@
 """Read the twin's state back for a test, through the AWS API.
 
     python3 tests/twin/inspect_twin.py --endpoint URL instances REGION...
-        -> {"count": N}: every instance ever launched there (running or terminated)
+        -> {"count": N, "live": M}: instances ever launched there, and those not terminated
     python3 tests/twin/inspect_twin.py --endpoint URL snapshots REGION AMI
         -> [{"snapshot_id", "encrypted", "kms_key_id"}] behind every EBS mapping of the AMI
 """
@@ -23,11 +23,12 @@ def main() -> int:
     p.add_argument("args", nargs="+")
     a = p.parse_args()
     if a.what == "instances":
-        count = 0
+        count = live = 0
         for region in a.args:
             for r in client("ec2", a.endpoint, region).describe_instances()["Reservations"]:
                 count += len(r["Instances"])
-        print(json.dumps({"count": count}))
+                live += sum(1 for i in r["Instances"] if i["State"]["Name"] != "terminated")
+        print(json.dumps({"count": count, "live": live}))
     else:
         region, ami = a.args
         ec2 = client("ec2", a.endpoint, region)

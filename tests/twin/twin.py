@@ -36,9 +36,12 @@ def main() -> int:
     parser.add_argument("--endpoint-file", help="also write the endpoint URL to this file")
     parser.add_argument("--deny", action="append", default=[], metavar="ACTION",
                         help="answer this EC2 action with UnauthorizedOperation (repeatable)")
+    parser.add_argument("--slow", action="append", default=[], metavar="ACTION=SECONDS",
+                        help="delay this EC2 action (repeatable)")
     args = parser.parse_args()
 
-    fidelity.install(args.deny)
+    slow = {a: float(s) for a, s in (item.split("=", 1) for item in args.slow)}
+    fidelity.install(args.deny, slow)
     app = DomainDispatcherApplication(create_backend_app)
     server = make_server("127.0.0.1", args.port, app, threaded=True)
     endpoint = f"http://127.0.0.1:{server.server_port}"
