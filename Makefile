@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 PYTHON ?= python3
 
-.PHONY: all build test test-rust test-twin lint setup demo bench clean-tmp
+.PHONY: all build test test-rust test-twin lint setup demo bench
 
 all: build
 
@@ -28,3 +28,12 @@ test-rust:
 
 test-twin:
 	cd tests && $(PYTHON) -m pytest -q -p no:cacheprovider twin e2e
+
+## The seed's story on the local twin, with the real Packer: refused, injected and verified, refused.
+demo:
+	bash scripts/demo.sh
+
+## Benchmarks (release build): ratios against the AWS CLI and Packer, measured in one run.
+bench:
+	$(CARGO) build --release
+	$(PYTHON) scripts/bench.py

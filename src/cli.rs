@@ -456,6 +456,21 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_file_in_templates_is_valid() {
+        let text = std::fs::read_to_string(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/templates/amiguard.toml.example"
+        ))
+        .unwrap();
+        let cfg: FileConfig = toml::from_str(&text).unwrap();
+        assert_eq!(
+            cfg.intent.unwrap().parse::<Intent>().unwrap(),
+            Intent::Shareable
+        );
+        assert_eq!(cfg.kms_key.as_deref(), Some("alias/golden"));
+    }
+
+    #[test]
     fn a_bad_config_file_names_its_line() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join(CONFIG_FILE), "\nintnet = \"cmk\"\n").unwrap();

@@ -145,33 +145,34 @@ impl Report {
 
     /// The verification table people read: per build and Region, every snapshot.
     pub fn to_human_checks(&self) -> String {
-        let mut out = String::new();
-        let _ = writeln!(out, "amiguard verify (intent {})", self.intent);
-        let row = |out: &mut String, cells: [&str; 6], verdict: &str| {
+        let mut out = String::from("amiguard verify: every snapshot of every AMI\n");
+        let row = |out: &mut String, cells: [&str; 5], verdict: &str| {
             let _ = writeln!(
                 out,
-                "  {:<26} {:<15} {:<22} {:<23} {:<9} {:<44} {verdict}",
-                cells[0], cells[1], cells[2], cells[3], cells[4], cells[5]
+                "  {:<15} {:<22} {:<23} {:<9} {:<44} {verdict}",
+                cells[0], cells[1], cells[2], cells[3], cells[4]
             );
         };
-        row(
-            &mut out,
-            ["build", "region", "ami", "snapshot", "encrypted", "key"],
-            "verdict",
-        );
-        for b in &self.builds {
+        for b in self
+            .builds
+            .iter()
+            .filter(|b| b.regions.iter().any(|r| r.actual.is_some()))
+        {
+            let _ = writeln!(out, "build {} (intent {})", b.name, b.intent);
+            row(
+                &mut out,
+                ["region", "ami", "snapshot", "encrypted", "key"],
+                "verdict",
+            );
             for r in &b.regions {
                 let Some(a) = &r.actual else { continue };
-                let verdict = match r.verdict {
-                    Some(Check::Verified) => "verified",
-                    _ => "VIOLATED",
+                let verdict = if r.verdict == Some(Check::Verified) {
+                    "verified"
+                } else {
+                    "VIOLATED"
                 };
                 if a.snapshots.is_empty() {
-                    row(
-                        &mut out,
-                        [&b.name, &r.region, &a.ami_id, "-", "-", "-"],
-                        verdict,
-                    );
+                    row(&mut out, [&r.region, &a.ami_id, "-", "-", "-"], verdict);
                 }
                 for s in &a.snapshots {
                     let key = s
@@ -188,7 +189,6 @@ impl Report {
                     row(
                         &mut out,
                         [
-                            &b.name,
                             &r.region,
                             &a.ami_id,
                             &s.snapshot_id,

@@ -96,9 +96,15 @@ def main() -> int:
                    default="unencrypted")
     p.add_argument("--cmk-alias", default="alias/amiguard-test")
     p.add_argument("--disabled-key-alias")
+    p.add_argument("--extra-source", choices=["unencrypted", "aws-managed", "cmk"],
+                   help="also register a second source AMI of this kind (extra_source_ami)")
     a = p.parse_args()
-    print(json.dumps(setup(a.endpoint, a.region, a.ebd, a.default_key, a.source, a.cmk_alias,
-                           a.disabled_key_alias)))
+    out = setup(a.endpoint, a.region, a.ebd, a.default_key, a.source, a.cmk_alias,
+                a.disabled_key_alias)
+    if a.extra_source:
+        out["extra_source_ami"] = make_source_ami(a.endpoint, a.region[0], a.extra_source,
+                                                  out["cmk_arn"][a.region[0]])
+    print(json.dumps(out))
     return 0
 
 

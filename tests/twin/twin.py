@@ -16,6 +16,7 @@ import os
 import signal
 import sys
 import threading
+import time
 
 # No AMIs of moto's own: every AMI in a test is one the test registered, so nothing is implied.
 os.environ.setdefault("MOTO_EC2_LOAD_DEFAULT_AMIS", "false")
@@ -38,11 +39,19 @@ def main() -> int:
                         help="answer this EC2 action with UnauthorizedOperation (repeatable)")
     parser.add_argument("--slow", action="append", default=[], metavar="ACTION=SECONDS",
                         help="delay this EC2 action (repeatable)")
+    parser.add_argument("--latency", type=float, default=0.0, metavar="SECONDS",
+                        help="add a network round trip to every request (benchmarks: a real "
+                             "Region is a remote endpoint, the twin answers in microseconds)")
     args = parser.parse_args()
 
     slow = {a: float(s) for a, s in (item.split("=", 1) for item in args.slow)}
     fidelity.install(args.deny, slow)
-    app = DomainDispatcherApplication(create_backend_app)
+    moto_app = DomainDispatcherApplication(create_backend_app)
+
+    def app(environ: dict, start_response: object) -> object:
+        if args.latency:
+            time.sleep(args.latency)  # releases the GIL: concurrent requests wait together
+        return moto_app(environ, start_response)
     server = make_server("127.0.0.1", args.port, app, threaded=True)
     endpoint = f"http://127.0.0.1:{server.server_port}"
 
