@@ -202,23 +202,11 @@ impl Aws {
     /// the alias would create the key: facts §4). None when the key does not exist yet, or when
     /// kms:ListAliases is not allowed: the key is then named by its alias.
     async fn aws_ebs_arn(&self, region: &str) -> Option<String> {
-        let mut pages = self
-            .kms(region)
-            .list_aliases()
-            .into_paginator()
-            .items()
-            .send();
-        while let Some(item) = pages.next().await {
-            let alias = item.ok()?;
-            if alias.alias_name() == Some(crate::model::AWS_EBS_ALIAS) {
-                let target = alias.target_key_id()?;
-                let alias_arn = alias.alias_arn()?;
-                return Some(
-                    alias_arn.replace(crate::model::AWS_EBS_ALIAS, &format!("key/{target}")),
-                );
-            }
-        }
-        None
+        self.alias_names(region)
+            .await
+            .into_iter()
+            .find(|(_, alias)| alias == crate::model::AWS_EBS_ALIAS)
+            .map(|(arn, _)| arn)
     }
 
     /// DescribeKey in a Region; `None` when there is no such key there.

@@ -224,19 +224,7 @@ fn apply_checks(
         for c in checked.iter().filter(|c| c.target.build == b.name) {
             match b.regions.iter_mut().find(|r| r.region == c.target.region) {
                 Some(r) => r.add_check(c),
-                None => {
-                    let mut r = RegionReport {
-                        region: c.target.region.clone(),
-                        predicted: None,
-                        reasons: vec![],
-                        actual: None,
-                        verdict: None,
-                        violations: vec![],
-                        drift: None,
-                    };
-                    r.add_check(c);
-                    b.regions.push(r);
-                }
+                None => b.regions.push(RegionReport::checked(c)),
             }
         }
     }
@@ -337,17 +325,7 @@ pub fn verify(args: &[OsString]) -> Result<Exit, Error> {
                 .iter_mut()
                 .find(|b| b.name == c.target.build)
                 .expect("just added");
-            let mut r = crate::report::RegionReport {
-                region: c.target.region.clone(),
-                predicted: None,
-                reasons: vec![],
-                actual: None,
-                verdict: None,
-                violations: vec![],
-                drift: None,
-            };
-            r.add_check(c);
-            b.regions.push(r);
+            b.regions.push(crate::report::RegionReport::checked(c));
         }
         let mut report = crate::report::Report {
             verdict: Verdict::Ok,

@@ -489,48 +489,8 @@ fn resolves_to(facts: &Facts, region: &str, user: &str, want: &KeyInfo) -> bool 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::{RegionFacts, Sharing, SourceSnapshot};
-
-    const R: &str = "ap-northeast-1";
-    const R2: &str = "us-east-1";
-
-    fn aws(region: &str) -> KeyInfo {
-        KeyInfo::aws_ebs(Some(format!("arn:aws:kms:{region}:111:key/aws-ebs")))
-    }
-
-    fn cmk(region: &str) -> KeyInfo {
-        KeyInfo {
-            arn: format!("arn:aws:kms:{region}:111:key/cmk"),
-            manager: KeyManager::Customer,
-            enabled: true,
-        }
-    }
-
-    fn facts(regions: &[(&str, bool)], source: Option<KeyInfo>) -> Facts {
-        let mut f = Facts {
-            source_ami: "ami-src".into(),
-            ..Facts::default()
-        };
-        for (r, on) in regions {
-            f.regions.insert(
-                r.to_string(),
-                RegionFacts {
-                    ebd: *on,
-                    default_key: aws(r),
-                },
-            );
-            f.keys
-                .insert((r.to_string(), "alias/team".into()), Some(cmk(r)));
-        }
-        f.source.push(SourceSnapshot {
-            device: "/dev/xvda".into(),
-            snapshot_id: "snap-src".into(),
-            encrypted: source.is_some(),
-            key: source,
-            owned: true,
-        });
-        f
-    }
+    use crate::model::Sharing;
+    use crate::model::fixtures::{R, R2, aws, cmk, facts};
 
     fn build(encrypt_boot: Option<bool>, shared: bool) -> Settings {
         Settings {

@@ -151,3 +151,56 @@ impl Facts {
             .and_then(Option::as_ref)
     }
 }
+
+/// Account facts for the pure core's table tests: `aws/ebs` and a customer key `alias/team` in
+/// every Region, and one source snapshot, unencrypted or on the key given.
+#[cfg(test)]
+pub mod fixtures {
+    use super::*;
+
+    /// The build Region of the seed.
+    pub const R: &str = "ap-northeast-1";
+    /// A second Region.
+    pub const R2: &str = "us-east-1";
+
+    /// `aws/ebs` in a Region.
+    pub fn aws(region: &str) -> KeyInfo {
+        KeyInfo::aws_ebs(Some(format!("arn:aws:kms:{region}:111:key/aws-ebs")))
+    }
+
+    /// The customer key `alias/team` in a Region.
+    pub fn cmk(region: &str) -> KeyInfo {
+        KeyInfo {
+            arn: format!("arn:aws:kms:{region}:111:key/cmk"),
+            manager: KeyManager::Customer,
+            enabled: true,
+        }
+    }
+
+    /// Regions with EBD on or off (default key aws/ebs), and the source snapshot's key.
+    pub fn facts(regions: &[(&str, bool)], source: Option<KeyInfo>) -> Facts {
+        let mut f = Facts {
+            source_ami: "ami-src".into(),
+            ..Facts::default()
+        };
+        for (r, on) in regions {
+            f.regions.insert(
+                r.to_string(),
+                RegionFacts {
+                    ebd: *on,
+                    default_key: aws(r),
+                },
+            );
+            f.keys
+                .insert((r.to_string(), "alias/team".into()), Some(cmk(r)));
+        }
+        f.source.push(SourceSnapshot {
+            device: "/dev/xvda".into(),
+            snapshot_id: "snap-src".into(),
+            encrypted: source.is_some(),
+            key: source,
+            owned: true,
+        });
+        f
+    }
+}

@@ -100,6 +100,21 @@ impl RegionReport {
         }
     }
 
+    /// A Region known only from verification (no plan, or a Region the plan did not expect).
+    pub fn checked(c: &Checked) -> Self {
+        let mut r = RegionReport {
+            region: c.target.region.clone(),
+            predicted: None,
+            reasons: vec![],
+            actual: None,
+            verdict: None,
+            violations: vec![],
+            drift: None,
+        };
+        r.add_check(c);
+        r
+    }
+
     /// Adds what verification found.
     pub fn add_check(&mut self, c: &Checked) {
         self.actual = Some(c.actual.clone());

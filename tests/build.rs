@@ -205,6 +205,128 @@ source "amazon-ebs" "golden" {{
     assert_no_temp_left(dir.path(), tmp.path());
 }
 
+/// Each seed case (facts §6) under the intents that matter for it: the exit code, and the final
+/// snapshot as the twin holds it.
+#[test]
+fn every_seed_case_under_each_relevant_intent_ends_as_it_should() {
+    // (case, scenario flags, template, intent, exit, final key: "none" | "aws" | "source" | "cmk")
+    type Row = (
+        &'static str,
+        Vec<&'static str>,
+        Value,
+        &'static str,
+        i32,
+        &'static str,
+    );
+    let rows: Vec<Row> = vec![
+        (
+            "baseline",
+            vec!["--ebd", "off"],
+            json!({"encrypt_boot": false}),
+            "unencrypted",
+            0,
+            "none",
+        ),
+        (
+            "case 1",
+            vec!["--ebd", "on"],
+            json!({"encrypt_boot": false}),
+            "unencrypted",
+            3,
+            "-",
+        ),
+        (
+            "case 1",
+            vec!["--ebd", "on"],
+            json!({"encrypt_boot": false}),
+            "encrypted",
+            0,
+            "aws",
+        ),
+        ("case 1", vec!["--ebd", "on"], json!({}), "cmk", 0, "cmk"),
+        (
+            "case 2",
+            vec!["--source", "aws-managed"],
+            json!({"encrypt_boot": false}),
+            "unencrypted",
+            3,
+            "-",
+        ),
+        (
+            "case 2",
+            vec!["--source", "aws-managed"],
+            json!({"encrypt_boot": false}),
+            "encrypted",
+            0,
+            "source",
+        ),
+        (
+            "case 3",
+            vec!["--ebd", "on"],
+            json!({"encrypt_boot": true, "kms_key_id": "alias/amiguard-test"}),
+            "cmk",
+            0,
+            "cmk",
+        ),
+    ];
+    for (case, flags, settings, intent, exit, key) in rows {
+        let twin = Twin::start();
+        let mut args = vec!["--region", R];
+        args.extend(flags);
+        let env = twin.scenario(&args);
+        let dir = tempfile::tempdir().unwrap();
+        let t = json_template(
+            dir.path(),
+            "t.json",
+            builder(&twin.endpoint, s(&env["source_ami"]), settings),
+        );
+        let out = build(
+            &twin,
+            dir.path(),
+            &[
+                "--intent",
+                intent,
+                "--kms-key",
+                "alias/amiguard-test",
+                "--report",
+                "report.json",
+                t.to_str().unwrap(),
+            ],
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(exit),
+            "{case} under {intent}: {}",
+            text(&out.stderr)
+        );
+        if exit != 0 {
+            assert_eq!(
+                twin.instances(&[R]),
+                0,
+                "{case} under {intent} launched nothing"
+            );
+            continue;
+        }
+        let r = report(dir.path());
+        assert_eq!(r["verdict"], "verified", "{case} under {intent}");
+        let snap = &twin.snapshots(R, s(&actual(&r, R)["ami_id"]))[0];
+        let source_key = twin.snapshots(R, s(&env["source_ami"]))[0]["kms_key_id"].clone();
+        match key {
+            "none" => assert_eq!(snap["encrypted"], false, "{case} under {intent}"),
+            "cmk" => assert_eq!(
+                snap["kms_key_id"], env["cmk_arn"][R],
+                "{case} under {intent}"
+            ),
+            "source" => assert_eq!(snap["kms_key_id"], source_key, "{case} under {intent}"),
+            _ => assert_eq!(
+                actual(&r, R)["snapshots"][0]["key_manager"],
+                "AWS",
+                "{case} under {intent}"
+            ),
+        }
+    }
+}
+
 #[test]
 fn machine_readable_stdout_stays_machine_readable_and_is_still_verified() {
     let twin = Twin::start();
@@ -368,18 +490,15 @@ fn wait_with_timeout(child: &mut std::process::Child, limit: Duration) -> std::p
     }
 }
 
-#[test]
-fn ctrl_c_to_the_process_group_cleans_up_and_exits_non_zero() {
+/// Interrupts a build while its instance runs, with `interrupt(amiguard's pid)`, and checks
+/// that Packer cleaned up, amiguard exited non-zero and no temporary file is left.
+fn assert_interrupt_cleans_up(interrupt: impl FnOnce(nix::unistd::Pid)) {
     let twin = Twin::start_with(&["--slow", "StopInstances=20"]);
     let dir = tempfile::tempdir().unwrap();
     let tmp = tempfile::tempdir().unwrap();
     let mut child = start_slow_build(&twin, dir.path(), tmp.path());
     assert_eq!(twin.live_instances(&[R]), 1, "the instance runs");
-    nix::sys::signal::killpg(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGINT,
-    )
-    .unwrap();
+    interrupt(nix::unistd::Pid::from_raw(child.id() as i32));
     let status = wait_with_timeout(&mut child, Duration::from_secs(60));
     assert!(!status.success(), "{status:?}");
     assert_eq!(
@@ -391,24 +510,18 @@ fn ctrl_c_to_the_process_group_cleans_up_and_exits_non_zero() {
 }
 
 #[test]
+fn ctrl_c_to_the_process_group_cleans_up_and_exits_non_zero() {
+    // What the terminal does on Ctrl-C: SIGINT to every process of the foreground group.
+    assert_interrupt_cleans_up(|pid| {
+        nix::sys::signal::killpg(pid, nix::sys::signal::Signal::SIGINT).unwrap()
+    });
+}
+
+#[test]
 fn sigterm_to_amiguard_is_forwarded_to_packer_which_cleans_up() {
-    let twin = Twin::start_with(&["--slow", "StopInstances=20"]);
-    let dir = tempfile::tempdir().unwrap();
-    let tmp = tempfile::tempdir().unwrap();
-    let mut child = start_slow_build(&twin, dir.path(), tmp.path());
-    nix::sys::signal::kill(
-        nix::unistd::Pid::from_raw(child.id() as i32),
-        nix::sys::signal::Signal::SIGTERM,
-    )
-    .unwrap();
-    let status = wait_with_timeout(&mut child, Duration::from_secs(60));
-    assert!(!status.success(), "{status:?}");
-    assert_eq!(
-        twin.live_instances(&[R]),
-        0,
-        "Packer's cleanup terminated the instance"
-    );
-    assert_no_temp_left(dir.path(), tmp.path());
+    assert_interrupt_cleans_up(|pid| {
+        nix::sys::signal::kill(pid, nix::sys::signal::Signal::SIGTERM).unwrap()
+    });
 }
 
 #[test]

@@ -203,5 +203,5 @@ fn version_and_help_flags_are_amiguards_own_and_say_where_the_rest_goes() {
     );
     let h = run(&amiguard(), &["--help"], &[("PATH", "/nonexistent")]);
     assert!(h.status.success());
-    assert!(text(&h.stdout).contains("Every command goes straight to the real Packer"));
+    assert!(text(&h.stdout).contains("Every other command goes straight to the real Packer"));
 }
