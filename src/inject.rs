@@ -47,6 +47,13 @@ fn io_err(path: &Path) -> impl FnOnce(std::io::Error) -> TemplateError + '_ {
     }
 }
 
+fn write_err(path: &Path) -> impl FnOnce(std::io::Error) -> TemplateError + '_ {
+    move |source| TemplateError::Write {
+        path: path.to_path_buf(),
+        source,
+    }
+}
+
 /// Writes the copy with every edit applied.
 pub fn write_copy(template: &Template, edits: &Edits) -> Result<InjectedCopy, TemplateError> {
     if !template.is_hcl {
@@ -78,9 +85,9 @@ fn sibling(original: &Path, suffix: &str, text: &str) -> Result<InjectedCopy, Te
         .prefix(&format!(".amiguard-{stem}-"))
         .suffix(suffix)
         .tempfile_in(dir)
-        .map_err(io_err(dir))?;
+        .map_err(write_err(dir))?;
     file.write_all(text.as_bytes())
-        .map_err(io_err(file.path()))?;
+        .map_err(write_err(file.path()))?;
     let path = file.into_temp_path();
     Ok(InjectedCopy {
         path: path.to_path_buf(),
@@ -189,7 +196,7 @@ fn folder_copy(template: &Template, edits: &Edits) -> Result<InjectedCopy, Templ
     let dir = tempfile::Builder::new()
         .prefix("amiguard-")
         .tempdir()
-        .map_err(io_err(Path::new("/tmp")))?;
+        .map_err(write_err(&std::env::temp_dir()))?;
     let root = template.dir.display().to_string();
     let mut files: BTreeMap<PathBuf, String> = BTreeMap::new();
     for path in hcl::template_files(&template.path)? {
@@ -225,8 +232,8 @@ fn write_private(path: &Path, text: &str) -> Result<(), TemplateError> {
         .create_new(true)
         .mode(0o600)
         .open(path)
-        .map_err(io_err(path))?;
-    f.write_all(text.as_bytes()).map_err(io_err(path))
+        .map_err(write_err(path))?;
+    f.write_all(text.as_bytes()).map_err(write_err(path))
 }
 
 #[cfg(test)]

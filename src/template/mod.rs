@@ -27,6 +27,15 @@ pub enum TemplateError {
         #[source]
         source: std::io::Error,
     },
+    /// The temporary copy cannot be written (a read-only template folder, a full disk).
+    #[error("cannot write the temporary copy of the template at {path}: {source}")]
+    Write {
+        /// The file or folder.
+        path: PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
     /// Malformed JSON/HCL, a missing variable, a bad value: with file:line where known.
     #[error("{at}: {message}")]
     At {
