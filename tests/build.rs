@@ -337,9 +337,9 @@ fn machine_readable_stdout_stays_machine_readable_and_is_still_verified() {
         "t.json",
         builder(&twin.endpoint, s(&env["source_ami"]), json!({})),
     );
-    let out = twin
-        .amiguard(dir.path())
-        .args([
+    let out = twin.run(
+        dir.path(),
+        &[
             "-machine-readable",
             "build",
             "--intent",
@@ -347,9 +347,8 @@ fn machine_readable_stdout_stays_machine_readable_and_is_still_verified() {
             "--report",
             "report.json",
             t.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
     let stdout = text(&out.stdout);
     for line in stdout.lines() {
@@ -545,9 +544,9 @@ fn verify_reads_a_manifest_and_ami_ids_and_flags_violations() {
         json!({"builds": [{"name": "golden", "builder_type": "amazon-ebs", "artifact_id": format!("{R}:{aws_ami},{R2}:{cmk_ami}")}], "last_run_uuid": "x"}).to_string(),
     )
     .unwrap();
-    let out = twin
-        .amiguard(dir.path())
-        .args([
+    let out = twin.run(
+        dir.path(),
+        &[
             "verify",
             "--intent",
             "shareable",
@@ -555,9 +554,8 @@ fn verify_reads_a_manifest_and_ami_ids_and_flags_violations() {
             "json",
             "--manifest",
             "manifest.json",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_eq!(out.status.code(), Some(4), "{}", text(&out.stderr));
     let r = json_report(&out);
     let regions = r["builds"][0]["regions"].as_array().unwrap();
@@ -570,17 +568,16 @@ fn verify_reads_a_manifest_and_ami_ids_and_flags_violations() {
         "alias/other"
     );
     // The same AMI on the command line, with the default Region.
-    let out = twin
-        .amiguard(dir.path())
-        .args([
+    let out = twin.run(
+        dir.path(),
+        &[
             "verify",
             "--intent",
             "encrypted",
             &format!("{R2}:{cmk_ami}"),
             aws_ami,
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -595,6 +592,6 @@ fn verify_reads_a_manifest_and_ami_ids_and_flags_violations() {
 fn verify_without_amis_is_a_usage_error() {
     let twin = Twin::start();
     let dir = tempfile::tempdir().unwrap();
-    let out = twin.amiguard(dir.path()).args(["verify"]).output().unwrap();
+    let out = twin.run(dir.path(), &["verify"]);
     assert_eq!(out.status.code(), Some(2));
 }

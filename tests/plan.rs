@@ -482,9 +482,9 @@ fn hcl2_folder_with_auto_vars_and_var_file_resolves_like_packer() {
         format!("region = \"{R2}\"\n"),
     )
     .unwrap();
-    let out = twin
-        .amiguard(dir.path())
-        .args([
+    let out = twin.run(
+        dir.path(),
+        &[
             "plan",
             "--format",
             "json",
@@ -493,9 +493,8 @@ fn hcl2_folder_with_auto_vars_and_var_file_resolves_like_packer() {
             "-var-file",
             "prod.pkrvars.hcl",
             "tpl",
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -584,11 +583,7 @@ fn human_output_says_why_and_what_to_do() {
             json!({"encrypt_boot": false, "ami_users": [OTHER_ACCOUNT]}),
         ),
     );
-    let out = twin
-        .amiguard(dir.path())
-        .args(["plan", t.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = twin.run(dir.path(), &["plan", t.to_str().unwrap()]);
     let o = text(&out.stdout);
     assert!(o.contains("EBS encryption by default is on in ap-northeast-1 with the AWS managed key aws/ebs; Packer cannot override it"), "{o}");
     assert!(o.contains("fix: give a customer managed key"), "{o}");
@@ -606,18 +601,17 @@ fn report_file_is_written_with_the_documented_fields() {
         builder(&twin.endpoint, s(&env["source_ami"]), json!({})),
     );
     let report = dir.path().join("r.json");
-    let out = twin
-        .amiguard(dir.path())
-        .args([
+    let out = twin.run(
+        dir.path(),
+        &[
             "plan",
             "--report",
             report.to_str().unwrap(),
             "--intent",
             "encrypted",
             t.to_str().unwrap(),
-        ])
-        .output()
-        .unwrap();
+        ],
+    );
     assert_eq!(out.status.code(), Some(0));
     let r: Value = serde_json::from_slice(&std::fs::read(&report).unwrap()).unwrap();
     for key in ["verdict", "intent", "builds"] {
@@ -652,11 +646,7 @@ fn malformed_json_exits_2_with_file_and_line() {
         "{\n  \"builders\": [\n    {\"type\": \"amazon-ebs\",}\n  ]\n}\n",
     )
     .unwrap();
-    let out = twin
-        .amiguard(dir.path())
-        .args(["plan", "bad.json"])
-        .output()
-        .unwrap();
+    let out = twin.run(dir.path(), &["plan", "bad.json"]);
     assert_eq!(out.status.code(), Some(2));
     let e = text(&out.stderr);
     assert!(e.starts_with("amiguard: bad.json:3: malformed JSON"), "{e}");
@@ -671,11 +661,7 @@ fn malformed_hcl_and_missing_variable_exit_2_with_file_and_line() {
         "source \"amazon-ebs\" \"x\" {\n  region = \n}\n",
     )
     .unwrap();
-    let out = twin
-        .amiguard(dir.path())
-        .args(["plan", "bad.pkr.hcl"])
-        .output()
-        .unwrap();
+    let out = twin.run(dir.path(), &["plan", "bad.pkr.hcl"]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("bad.pkr.hcl:"),
@@ -687,11 +673,7 @@ fn malformed_hcl_and_missing_variable_exit_2_with_file_and_line() {
         "\nvariable \"k\" {\n  type = string\n}\n",
     )
     .unwrap();
-    let out = twin
-        .amiguard(dir.path())
-        .args(["plan", "v.pkr.hcl"])
-        .output()
-        .unwrap();
+    let out = twin.run(dir.path(), &["plan", "v.pkr.hcl"]);
     assert_eq!(out.status.code(), Some(2));
     let e = text(&out.stderr);
     assert!(
@@ -709,11 +691,7 @@ fn unknown_only_name_exits_2_listing_the_builds() {
         "t.json",
         builder(&twin.endpoint, "ami-1", json!({"name": "golden"})),
     );
-    let out = twin
-        .amiguard(dir.path())
-        .args(["plan", "-only=nope", t.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = twin.run(dir.path(), &["plan", "-only=nope", t.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     assert!(
         text(&out.stderr).contains("matches no build (builds: golden)"),
@@ -732,11 +710,7 @@ fn missing_source_ami_exits_2_naming_where_it_is_set() {
         "t.json",
         builder(&twin.endpoint, "ami-0000000000000000", json!({})),
     );
-    let out = twin
-        .amiguard(dir.path())
-        .args(["plan", t.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = twin.run(dir.path(), &["plan", t.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(2));
     let e = text(&out.stderr);
     assert!(
@@ -779,11 +753,7 @@ fn a_missing_iam_permission_exits_5_naming_it() {
         "t.json",
         builder(&twin.endpoint, s(&env["source_ami"]), json!({})),
     );
-    let out = twin
-        .amiguard(dir.path())
-        .args(["plan", t.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = twin.run(dir.path(), &["plan", t.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(5));
     let e = text(&out.stderr);
     assert!(
@@ -826,11 +796,10 @@ fn intent_cmk_without_a_key_is_a_usage_error() {
         "t.json",
         builder(&twin.endpoint, "ami-1", json!({})),
     );
-    let out = twin
-        .amiguard(dir.path())
-        .args(["plan", "--intent", "cmk", t.to_str().unwrap()])
-        .output()
-        .unwrap();
+    let out = twin.run(
+        dir.path(),
+        &["plan", "--intent", "cmk", t.to_str().unwrap()],
+    );
     assert_eq!(out.status.code(), Some(2));
     assert!(text(&out.stderr).contains("intent cmk needs a key"));
 }

@@ -102,6 +102,11 @@ impl Twin {
             .clone()
     }
 
+    /// Runs amiguard in `dir` against the twin and waits for it.
+    pub fn run(&self, dir: &Path, args: &[&str]) -> Output {
+        self.amiguard(dir).args(args).output().unwrap()
+    }
+
     /// amiguard with the standard AWS configuration pointed at the twin.
     pub fn amiguard(&self, dir: &Path) -> Command {
         let mut c = Command::new(amiguard_bin());
