@@ -26,6 +26,20 @@ pub struct AwsError {
     pub hint: String,
 }
 
+/// Packer's choice among the images a `source_ami_filter` matches: the newest by CreationDate
+/// with `most_recent`, else exactly one (facts §5; Packer's amazon builder does the same).
+pub fn pick_image(mut images: Vec<(String, String)>, most_recent: bool) -> Result<String, String> {
+    // CreationDate is ISO 8601 in UTC, so text order is time order.
+    images.sort_by(|a, b| a.1.cmp(&b.1));
+    match (images.len(), most_recent) {
+        (0, _) => Err("matches no image".into()),
+        (1, _) | (_, true) => Ok(images.pop().map(|(id, _)| id).unwrap_or_default()),
+        (n, false) => Err(format!(
+            "matches {n} images; set most_recent = true or narrow the filter"
+        )),
+    }
+}
+
 /// One AMI's snapshots as AWS holds them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AmiSnapshots {
@@ -390,21 +404,18 @@ impl Aws {
             .send()
             .await
             .map_err(|e| aws_error("ec2:DescribeImages", "ec2:DescribeImages", region, e))?;
-        let mut images: Vec<_> = out.images().to_vec();
-        images.sort_by(|a, b| a.creation_date().cmp(&b.creation_date()));
-        match (images.len(), most_recent) {
-            (0, _) => Err(LookupError::NotFound(format!(
-                "source_ami_filter matches no image in {region}"
-            ))),
-            (1, _) | (_, true) => Ok(images
-                .last()
-                .and_then(|i| i.image_id())
-                .unwrap_or_default()
-                .to_string()),
-            (n, false) => Err(LookupError::NotFound(format!(
-                "source_ami_filter matches {n} images in {region}; set most_recent = true or narrow the filter"
-            ))),
-        }
+        let images: Vec<(String, String)> = out
+            .images()
+            .iter()
+            .map(|i| {
+                (
+                    i.image_id().unwrap_or_default().to_string(),
+                    i.creation_date().unwrap_or_default().to_string(),
+                )
+            })
+            .collect();
+        pick_image(images, *most_recent)
+            .map_err(|m| LookupError::NotFound(format!("source_ami_filter in {region}: {m}")))
     }
 
     /// The source AMI's EBS snapshots: encrypted, key, owned (facts §2 needs all three).
@@ -511,5 +522,35 @@ impl Aws {
                 )
             })
             .collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn most_recent_picks_the_newest_whatever_the_listing_order() {
+        let images = vec![
+            (
+                "ami-new".to_string(),
+                "2026-11-02T00:00:00.000Z".to_string(),
+            ),
+            (
+                "ami-old".to_string(),
+                "2025-01-01T00:00:00.000Z".to_string(),
+            ),
+            (
+                "ami-mid".to_string(),
+                "2026-01-01T00:00:00.000Z".to_string(),
+            ),
+        ];
+        assert_eq!(pick_image(images.clone(), true).unwrap(), "ami-new");
+        assert!(
+            pick_image(images, false)
+                .unwrap_err()
+                .contains("matches 3 images")
+        );
+        assert!(pick_image(vec![], true).unwrap_err().contains("no image"));
     }
 }

@@ -510,20 +510,29 @@ fn hcl2_folder_with_auto_vars_and_var_file_resolves_like_packer() {
 #[test]
 fn source_ami_filter_is_resolved_most_recent_first() {
     let twin = Twin::start();
-    let env = twin.scenario(&["--region", R]);
+    // Two matching images; the extra one is registered last, so it is the most recent.
+    let env = twin.scenario(&["--region", R, "--extra-source", "aws-managed"]);
     let dir = tempfile::tempdir().unwrap();
-    let mut b = builder(
-        &twin.endpoint,
-        "",
-        json!({"source_ami_filter": {"filters": {"name": "amiguard-source-*"}, "owners": ["self"], "most_recent": true}}),
-    );
-    b.as_object_mut().unwrap().remove("source_ami");
-    let t = json_template(dir.path(), "t.json", b);
+    let template = |most_recent: bool| {
+        let filter = json!({"filters": {"name": "amiguard-source-*"}, "owners": ["self"], "most_recent": most_recent});
+        let mut b = builder(&twin.endpoint, "", json!({ "source_ami_filter": filter }));
+        b.as_object_mut().unwrap().remove("source_ami");
+        json_template(dir.path(), "t.json", b)
+    };
+    let t = template(true);
     let out = plan(&twin, dir.path(), &["--intent", "any", t.to_str().unwrap()]);
     assert_eq!(out.status.code(), Some(0), "{}", text(&out.stderr));
-    assert_eq!(
-        json_report(&out)["builds"][0]["source_ami"],
-        env["source_ami"]
+    let r = json_report(&out);
+    assert_eq!(r["builds"][0]["source_ami"], env["extra_source_ami"]);
+    // And the prediction follows that image: its snapshot is on aws/ebs.
+    assert_eq!(region(&r, 0, R)["predicted"]["key_manager"], "AWS");
+    let t = template(false);
+    let out = twin.run(dir.path(), &["plan", t.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        text(&out.stderr).contains("matches 2 images"),
+        "{}",
+        text(&out.stderr)
     );
 }
 
