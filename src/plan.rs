@@ -134,7 +134,7 @@ pub async fn plan(cfg: &PlanConfig, aws: &Aws) -> Result<Planned, Error> {
         };
         let d = decide(cfg.intent, &cfg.keys, &inputs.settings, &f, &inputs.origins);
         if !d.changes.is_empty() {
-            add_edit(&mut edits, &b.origin, &d);
+            edits.push((b.origin.clone(), d.changes.clone()));
         }
         guarded_info.insert(
             b.name.clone(),
@@ -210,10 +210,6 @@ fn build_report(
             .map(|p| RegionReport::planned(p.region.clone(), p.summary(), p.reasons.clone()))
             .collect(),
     }
-}
-
-fn add_edit(edits: &mut Edits, origin: &Origin, d: &Decision) {
-    edits.push((origin.clone(), d.changes.clone()));
 }
 
 /// HCL2 builds that share a source block but need different changes cannot both be served by

@@ -63,7 +63,7 @@ pub fn load(path: &Path, inputs: &Inputs) -> Result<Template, TemplateError> {
             .iter()
             .map(|(k, v)| {
                 let field = Field {
-                    value: resolve(v, &vars, &dir, &inputs.env, false),
+                    value: resolve(v, &vars, &dir, &inputs.env),
                     at: at(&format!("/builders/{index}/{k}")),
                 };
                 (k.clone(), field)
@@ -157,20 +157,20 @@ fn variables(
     Ok(vars)
 }
 
-/// Resolves every string inside a value; any unknown part makes the whole value unknown.
+/// Resolves every string inside a builder value (no `{{env}}` there, as in Packer); any unknown
+/// part makes the whole value unknown.
 fn resolve(
     v: &Value,
     vars: &BTreeMap<String, String>,
     dir: &Path,
     env: &BTreeMap<String, String>,
-    allow_env: bool,
 ) -> Known {
     match v {
-        Value::String(s) => interpolate(s, vars, dir, env, allow_env),
+        Value::String(s) => interpolate(s, vars, dir, env, false),
         Value::Array(items) => {
             let mut out = Vec::new();
             for i in items {
-                match resolve(i, vars, dir, env, allow_env) {
+                match resolve(i, vars, dir, env) {
                     Known::Value(v) => out.push(v),
                     unknown => return unknown,
                 }
@@ -180,7 +180,7 @@ fn resolve(
         Value::Object(m) => {
             let mut out = serde_json::Map::new();
             for (k, i) in m {
-                match resolve(i, vars, dir, env, allow_env) {
+                match resolve(i, vars, dir, env) {
                     Known::Value(v) => {
                         out.insert(k.clone(), v);
                     }
